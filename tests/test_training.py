@@ -2720,6 +2720,20 @@ def test_train_help_gives_the_configurations_own_defaults(capsys):
     assert "epochs per stage (default 10)" in text and "(default 0.002)" in text
 
 
+def test_the_help_says_what_max_minutes_counts(capsys):
+    """A 1-min run took 247 s from its start: 134 s of it before the first step (the data's
+    preparation), which the budget's clock does not count, and 65 s of final validation past
+    it; `train --help` said "wall-time cap per stage, for the whole run"."""
+    from napari_livertumor.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "the minutes of training and validation, not the start" in text
+    assert "data preparation before the first step" in text
+    assert "the final validation runs on top of it" in text
+
+
 def test_an_output_folder_that_is_a_model_folder_is_refused(
     toy_data, tmp_path, capsys, monkeypatch
 ):
@@ -3553,6 +3567,45 @@ def test_the_time_left_counts_the_validations_still_to_come_once_one_is_timed():
     assert alone.line_text(_timed_step(5, every=0)) == "liver: ~48 s left"  # 40 × 1.2 s
 
 
+def test_a_budget_forecast_names_no_step_an_untimed_validation_comes_before():
+    """30 epochs × 10 steps, a validation after every 10, a 1-min budget: at step 6 the time
+    left said "ends near step 18" (its steps' 3.4 s alone), but the validation after step 10
+    took 65 s and the run ended at step 10. Before a validation is timed, no step is said
+    where one comes before it; once one is, the validations before the step are counted."""
+    import io
+
+    from napari_livertumor.training.cli_report import StepClock, TimeLeft, print_reports
+
+    def step(n, budget):
+        return _timed_step(n, total=300, interval=3.4, every=10, budget_s=budget)
+
+    clock = StepClock()
+    for n in range(1, 7):
+        clock.add(step(n, 60 - 3.4 * n))
+    at6 = step(6, 60 - 3.4 * 6)
+    left = clock.left(at6)
+    assert left == TimeLeft(39.6, None, False, None, budget_ends=True)
+    assert "near step" not in clock.text(at6)
+    assert clock.text(at6) == (
+        "~40 s left + validations (time budget: its end step is said once a validation is timed)"
+    )
+    assert clock.text(at6, near_step=False) == "~40 s left + validations (time budget)"
+    # past the validation, with none before the end step: the step is said
+    assert clock.text(step(12, 20.0)) == "~20 s left + validations (time budget: ends near step 18)"
+    # once one is timed (65 s), those before the end step are counted: 8 steps and the
+    # validation after step 20 (92.2 s) leave 7.8 s of 100: three steps more
+    clock.add({"event": "epoch", "stage": "liver", "val_s": 65.0})
+    assert clock.left(step(12, 100.0)) == TimeLeft(165.0, 2, True, 23)
+    assert clock.text(step(12, 100.0)) == "~3 min left (time budget: ends near step 23)"
+    assert clock.left(step(12, 90.0)) == TimeLeft(pytest.approx(92.2), 1, True, 20)
+    # the command line's step lines say the same
+    out = io.StringIO()
+    print_reports([step(n, 60 - 3.4 * n) for n in range(1, 11)], out)
+    line = [x for x in out.getvalue().splitlines() if x.startswith("[liver] step 10/")][0]
+    assert "near step" not in line
+    assert "liver steps: ~26 s left + validations (time budget: its end step is said" in line
+
+
 def test_a_budget_forecast_to_run_out_in_the_next_validation_is_not_said_reached():
     """The step before a validation said "time budget reached" where the budget was only
     forecast to run out in it (a validation timed at 43 s, 30 s of budget left), and the run
@@ -3590,9 +3643,10 @@ def test_the_time_left_under_a_time_budget_counts_its_final_validation():
     assert clock.line_text(ends) == "liver: time budget reached"
     early = StepClock()  # (said before the steps are timed too)
     assert early.text(_timed_step(1, budget_s=0.0)) == "time budget reached"
-    # before a validation is timed: the budget's time, and the validation on top
-    budget = _timed_step(16, budget_s=20.0)
-    assert clock.text(budget) == "~20 s left + validations (time budget: ends near step 33)"
+    # before a validation is timed: the budget's time, and the validation on top (no
+    # validation comes before step 29: the steps alone end it there)
+    budget = _timed_step(16, budget_s=15.0)
+    assert clock.text(budget) == "~15 s left + validations (time budget: ends near step 29)"
     clock.add({"event": "epoch", "stage": "liver", "val_s": 55.0})
     assert clock.text(ends) == "~55 s left (time budget reached)"
     # 14 steps (17 s), the validation after step 30 (55 s), then steps again: a budget of

@@ -481,6 +481,44 @@ def test_the_question_about_a_run_killed_in_its_first_save_says_resume_starts_ag
     assert "the state of a stopped or finished run" in asked[-1][0]
 
 
+def test_the_question_about_a_run_says_what_it_has_trained_and_the_budget_leaves(
+    train_widget, tmp_path, monkeypatch
+):
+    """After a run ended at its 1-min budget (1.7 min trained: its final validation ran past
+    it), Start with the same folder offered Resume with no word of the budget; Resume then
+    prepared the data for 28 s and said "nothing to train". The question says the minutes the
+    run has trained (``training.minutes`` of last/metadata.json) and what the Time budget set
+    leaves."""
+    from napari_livertumor.training.loop import STATE_FILE
+
+    _, widget = train_widget
+    stage = tmp_path / "liver"
+    (stage / "last").mkdir(parents=True)
+    (stage / "last" / STATE_FILE).write_bytes(b"")
+    (stage / "last" / "metadata.json").write_text(json.dumps({"training": {"minutes": 1.7}}))
+    (stage / "model.safetensors").write_bytes(b"")
+    asked = _questions_asked(monkeypatch)
+    widget.time_budget.setValue(1)
+    widget.ask_existing_run(stage, True)
+    assert asked[-1][1] == (
+        "Resume continues that run where it stopped (same recipe, up to the epochs set here); "
+        "Replace trains a new model over it. It has trained 1.7 min; the Time budget set here "
+        "(1 min, the whole run's) leaves nothing: raise it to train on."
+    )
+    widget.time_budget.setValue(3)
+    widget.ask_existing_run(stage, True)
+    assert asked[-1][1].endswith(
+        "It has trained 1.7 min; the Time budget set here (3 min, the whole run's) leaves "
+        "1.3 min of training."
+    )
+    widget.time_budget.setValue(0)  # no limit
+    widget.ask_existing_run(stage, True)
+    assert asked[-1][1].endswith("Replace trains a new model over it. It has trained 1.7 min.")
+    (stage / "last" / "metadata.json").write_text("{}")  # (none recorded: nothing said)
+    widget.ask_existing_run(stage, True)
+    assert asked[-1][1].endswith("Replace trains a new model over it.")
+
+
 def test_a_replace_killed_in_its_first_save_beside_a_state_alone_is_asked_about(
     train_widget, toy_data, tmp_path, monkeypatch
 ):
@@ -1748,6 +1786,46 @@ def test_the_time_left_after_a_resume_and_under_a_time_budget(train_widget):
     assert widget.status.text() == widget.STOPPING_TEXT
 
 
+def test_the_time_budgets_end_step_is_not_said_before_a_validation_on_the_way_is_timed(
+    train_widget,
+):
+    """30 epochs × 10 steps, a validation after every 10, a 1-min budget: at step 6 the status
+    said "its time budget ends it in about 25 s, near step 18 of 300 …; its last validation
+    comes on top", but the validation after step 10 took 65 s and the run ended at step 10
+    (QA panel69). Until a validation is timed, no end step is said where one comes before it;
+    once one is, the step counts them."""
+    _, widget = train_widget
+    from napari_livertumor._widgets._common import set_status
+
+    set_status(widget.status, "Training the liver model…")  # (as a run's start says)
+
+    def step(n, budget):
+        widget._on_report({"event": "step", "stage": "liver", "step": n, "total_steps": 300,
+                           "losses": {"total": 0.9}, "seconds": 3.0, "interval_s": 3.4,
+                           "budget_s": budget, "val_every_steps": 10,
+                           "validates_next": n % 10 == 0})  # fmt: skip
+
+    for n in range(1, 7):
+        step(n, 60 - 3.4 * n)
+    assert widget.progress_bar.text().endswith("  ~40 s left + validations (time budget)")
+    assert "near step" not in widget.status.text()
+    assert widget.status.text() == (
+        "Training the liver model: its time budget ends it in about 40 s (at 3.40 s/step); its "
+        "validations (after every 10 steps) take from the budget too and are not yet timed, so "
+        "the step it ends near is said once the first has run; its last validation comes on "
+        "top."
+    )
+    # (a resumed run's) once a validation is timed: those before the end step are counted
+    step(10, 200.0)
+    widget._on_report({"event": "epoch", "stage": "liver", "epoch": 0, "step": 10,
+                       "train_loss": 0.9, "val_dice": 0.5, "val_s": 65.0})  # fmt: skip
+    step(12, 100.0)  # 8 steps and the validation after step 20: 92.2 s of 100
+    assert widget.status.text() == (
+        "Training the liver model: its time budget ends it in about 3 min, near step 23 of 300 "
+        "(at 3.40 s/step, 1 min a validation); its last validation included."
+    )
+
+
 def test_a_training_run_opens_no_napari_activity_bar(train_widget, qtbot, tmp_path, monkeypatch):
     """The panel shows the run's progress itself. While a napari progress bar is open, napari's
     status bar spinner redraws the whole window about 30 times a second: with software OpenGL
@@ -1852,6 +1930,11 @@ def test_the_time_budget_field_reaches_the_run_and_its_end_is_said(
     tip = widget.time_budget.toolTip()
     for said in ("whole run", "step under way finishes", "last validation", "last/", "Resume"):
         assert said in tip, tip
+    # what its clock counts: a 1-min run took 247 s from Start, 134 s of it before its first
+    # step (the data's preparation) and 65 s of final validation
+    assert "training and validation time" in tip and "not the start-up" in tip, tip
+    assert "preparing of the data before the first step" in tip, tip
+    assert "last validation runs on top of it" in tip, tip
     calls = []
 
     def ended_by_the_budget(config, should_cancel):
@@ -1869,7 +1952,7 @@ def test_the_time_budget_field_reaches_the_run_and_its_end_is_said(
         yield {"event": "note", "text": "the time budget (30 min, the whole run's) stopped the "
                "run at step 2 of 9; its state is in last"}  # fmt: skip
         yield {"event": "done", "stage": "liver", "step": 2, "planned_steps": 9,
-               "model": str(stage),
+               "model": str(stage), "minutes": 31.24,
                "kept": {"step": 2, "epoch": 0, "val_dice": 0.5, "validated": True}}  # fmt: skip
 
     import napari_livertumor._widgets.train as train_mod
@@ -1894,7 +1977,12 @@ def test_the_time_budget_field_reaches_the_run_and_its_end_is_said(
     text = widget.status.text()
     assert text.startswith("Finished at its time budget (30 min), at step 2 of 9. "), text
     assert "can be chosen in Segment (model kept: step 2 (epoch 1)" in text
-    assert text.endswith("a larger Time budget, then Resume.")
+    # the minutes it used (its final validation's past the budget included): a budget of 2
+    # min after 1.7 min trained gave 0.3 min more, and nothing said so
+    assert text.endswith(
+        "a larger Time budget than the 31.2 min the run has trained (the budget counts the "
+        "whole run), then Resume."
+    ), text
     assert "done: step 2 of 9 (the time budget, 30 min, ended it)" in widget.log.toPlainText()
     # a run that trains all its steps within its budget just finished
     widget.reports = [r for r in widget.reports if r["event"] != "note"]

@@ -118,10 +118,14 @@ FORM_NAMES = {
 #: loop does it: the clock is read after each step, and the run then ends as at its last step
 TIME_BUDGET_TIP = (
     "Stop training after this many minutes (no limit: train all the epochs). It counts the "
-    "whole run, a resumed run's earlier parts included. When it is reached, the step under way "
-    "finishes and a last validation runs (it can take minutes past the budget); the model kept "
+    "whole run's training and validation time, a resumed run's earlier parts included, not "
+    "the start-up and the reading and preparing of the data before the first step (minutes; "
+    "hours the first time on many patients). When it is reached, the step under way finishes "
+    "and a last validation runs on top of it (it can take minutes past the budget, and counts "
+    "as time trained when the run is resumed); the model kept "
     "is the best validated one (the final weights without validation patients), and the run's "
-    "state is saved in last/: Start again with a larger budget and Resume to train on. The "
+    "state is saved in last/: Start again with a budget above the minutes it has trained "
+    "(Start's question says them) and Resume to train on. The "
     "learning rate decays over the budget, so it ends low."
 )
 
@@ -141,6 +145,11 @@ def _saved_config(stage_dir: Path) -> dict | None:
     if config is not None and "weak_lambda" in config and "weak_anchor" not in config:
         config["weak_anchor"] = run_weak_anchor(stage_dir) or "patient"
     return config
+
+
+def _minutes_text(minutes: float) -> str:
+    """``1.7 min``, ``45 s``: a run's time trained, as the training's notes say it."""
+    return f"{minutes:.1f} min" if minutes >= 1 else f"{minutes * 60:.2g} s"
 
 
 class TrainWidget(JobWidgetMixin, QWidget):
@@ -674,6 +683,8 @@ class TrainWidget(JobWidgetMixin, QWidget):
             if can_resume
             else "Replace trains a new model over it."
         )
+        if can_resume and not cut:  # (a cut run starts again: nothing of it is counted)
+            box.setInformativeText(box.informativeText() + self._resume_budget_text(stage_dir))
         resume = box.addButton("Resume", QMessageBox.AcceptRole) if can_resume else None
         replace = box.addButton("Replace", QMessageBox.DestructiveRole)
         cancel = box.addButton(QMessageBox.Cancel)
@@ -683,6 +694,25 @@ class TrainWidget(JobWidgetMixin, QWidget):
         if resume is not None and clicked is resume:
             return "resume"
         return "replace" if clicked is replace else "cancel"
+
+    def _resume_budget_text(self, stage_dir: Path) -> str:
+        """`` It has trained 1.7 min; the Time budget set here (1 min, the whole run's) leaves
+        nothing: raise it to train on.`` (or what it leaves): a Resume under a budget the run
+        had spent prepared the data for half a minute, then trained nothing. Empty where the
+        run records no time."""
+        from ..training.loop import saved_run_minutes
+
+        trained = saved_run_minutes(stage_dir)
+        if trained is None:
+            return ""
+        text = f" It has trained {_minutes_text(trained)}"
+        budget = self.time_budget.value()
+        if not budget:  # (no limit)
+            return text + "."
+        said = f"the Time budget set here ({budget:g} min, the whole run's)"
+        if trained >= budget:
+            return text + f"; {said} leaves nothing: raise it to train on."
+        return text + f"; {said} leaves {_minutes_text(budget - trained)} of training."
 
     def build_config(self):
         """The :class:`~napari_livertumor.training.TrainConfig` the controls describe."""
@@ -922,8 +952,9 @@ class TrainWidget(JobWidgetMixin, QWidget):
     def _say_time_left(self, report: dict) -> None:
         """The status line (and the bar's tooltip) says what the bar's time left is of: this
         stage's steps at so many seconds a step and its validations still to come at so many
-        seconds each (not counted before one is timed), or the time budget's end; not over a
-        note or "Stopping…"."""
+        seconds each (not counted before one is timed), or the time budget's end (the step it
+        ends near not said while a validation before it is untimed); not over a note or
+        "Stopping…"."""
         config = getattr(self, "_running_config", None)
         stage = report.get("stage") or (config.stage if config is not None else "")
         step, total = report["step"], report["total_steps"]
@@ -971,6 +1002,15 @@ class TrainWidget(JobWidgetMixin, QWidget):
                     if left.counted
                     else "; its last validation comes on top."
                 )
+            )
+        elif left.budget_ends:  # (a validation not yet timed comes before its end)
+            every = report.get("val_every_steps")
+            text = (
+                f"Training the {stage} model: its time budget ends it in about "
+                f"{duration_text(left.seconds)} (at {self._clock.per_step():.2f} s/step); its "
+                f"validations (after every {every} steps) take from the budget too and are not "
+                "yet timed, so the step it ends near is said once the first has run; its last "
+                "validation comes on top."
             )
         else:
             text = (
@@ -1045,7 +1085,14 @@ class TrainWidget(JobWidgetMixin, QWidget):
                 + (f" (model kept: {kept})." if kept else ".")
                 + (
                     " To train on, Start again with the same output folder and a larger Time "
-                    "budget, then Resume."
+                    + (
+                        # the budget counts the whole run, its final validation included: a
+                        # budget of 2 min after 1.7 min trained gave 0.3 min more
+                        f"budget than the {_minutes_text(done['minutes'])} the run has trained "
+                        "(the budget counts the whole run), then Resume."
+                        if isinstance(done.get("minutes"), (int, float))
+                        else "budget, then Resume."
+                    )
                     if budget
                     else ""
                 ),

@@ -64,8 +64,10 @@ def add_arguments(parser) -> None:
     parser.add_argument(
         "--max-minutes",
         type=float,
-        help="wall-time cap per stage, for the whole run (a resumed run counts its earlier "
-        "parts); stops cleanly",
+        help="time cap per stage, for the whole run (a resumed run counts its earlier "
+        "parts): the minutes of training and validation, not the start-up and data "
+        "preparation before the first step; stops cleanly after the step under way, and the "
+        "final validation runs on top of it",
     )
     parser.add_argument("--lr", type=float, help=f"peak learning rate ({default('lr')})")
     parser.add_argument(

@@ -56,6 +56,10 @@ class TimeLeft:
     #: whether the time budget has run out (the step report's ``budget_s`` is 0): the run
     #: ends after this step; ``ends_near`` at this step without it is a forecast
     reached: bool = False
+    #: whether the time budget ends the run before its last step where ``ends_near`` is None:
+    #: a validation comes before the step the steps' time alone would end it at, and none is
+    #: timed yet (its minutes, taken from the budget, move that step: it is not said)
+    budget_ends: bool = False
 
 
 class StepClock:
@@ -71,7 +75,8 @@ class StepClock:
     (a step report's ``val_every_steps`` says where they come: after every so many steps, and
     after the last); until then the validations are not counted, and the text says so. Where
     the time budget (``budget_s``) runs out first, the time left is the budget's and its final
-    validation's, and the step it ends near is said. One clock per stage's run.
+    validation's, and the step it ends near is said (the validations before it counted; not
+    said where one comes before it and none is timed yet). One clock per stage's run.
     """
 
     def __init__(self) -> None:
@@ -125,13 +130,21 @@ class StepClock:
             end = _budget_end(step, total, every or 0, per, val_s, budget)
             if end is not None:
                 near, seconds = end
+                if not counted and every and (near - 1) // every > (step - 1) // every:
+                    # a validation, not timed, comes before that step and takes from the
+                    # budget too: the step is not known ("near step 18" was said where the
+                    # validation after step 10 took 65 s and the run ended at step 10); the
+                    # time left is still the budget's (and its final validation's, on top)
+                    return TimeLeft(seconds, None, False, budget_ends=True)
                 return TimeLeft(seconds, validations_left(step, near, every), counted, near)
         return TimeLeft(max(total - step, 0) * per + (n_val or 0) * val_s, n_val, counted)
 
     def text(self, report: dict[str, Any], near_step: bool = True) -> str:
         """``~8 min left``; ``~8 min left + validations`` while no validation has been timed
         (the steps' time alone); ``~25 min left (time budget: ends near step 270)`` where the
-        time budget ends the run first (``(time budget)`` without ``near_step``), ``time
+        time budget ends the run first (``(time budget)`` without ``near_step``; ``(time
+        budget: its end step is said once a validation is timed)`` where an untimed validation
+        comes before the step the steps alone would end it at), ``time
         budget reached`` at the step where it has run out (``~1 min left (time budget
         reached)`` where its final validation is timed); :data:`ESTIMATING` (until a few steps
         are timed) or :data:`NONE_LEFT` (after the last step, nothing timed left)."""
@@ -155,6 +168,12 @@ class StepClock:
         if left.ends_near is not None:
             text += (
                 f" (time budget: ends near step {left.ends_near})"
+                if near_step
+                else " (time budget)"
+            )
+        elif left.budget_ends:
+            text += (
+                " (time budget: its end step is said once a validation is timed)"
                 if near_step
                 else " (time budget)"
             )

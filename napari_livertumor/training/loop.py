@@ -531,6 +531,23 @@ def saved_training_config(stage_dir: str | Path) -> dict[str, Any] | None:
     return config
 
 
+def saved_run_minutes(stage_dir: str | Path) -> float | None:
+    """The minutes a stopped run in ``stage_dir`` has trained (``training.minutes`` of the
+    ``metadata.json`` :func:`saved_training_config` reads: what ``--max-minutes``, the whole
+    run's, counts), or None where none is recorded. The Train panel's Resume question says it
+    (a resume under a budget it had spent prepared the data, then trained nothing)."""
+    try:
+        from ..fileio import read_user_json
+
+        meta = read_user_json(_run_record(Path(stage_dir)) / "metadata.json")
+        minutes = (meta.get("training") or {}).get("minutes")
+    except (OSError, ValueError, AttributeError):
+        return None
+    if isinstance(minutes, bool) or not isinstance(minutes, (int, float)):
+        return None
+    return float(minutes) if math.isfinite(minutes) and minutes >= 0 else None
+
+
 def run_weak_anchor(stage_dir: str | Path) -> str | None:
     """The ``weak_anchor`` a stopped run in ``stage_dir/last`` trained with ("patient" for a
     run from before the field that used the weak term), or None (no run, or no weak term).
