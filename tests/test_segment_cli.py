@@ -553,14 +553,14 @@ def test_acquisition_takes_a_number_or_a_pass_and_any_other_form_is_a_usage_erro
     numbered apart from their AcquisitionNumbers; other text is a usage error naming both."""
     from napari_livertumor.commands import acquisition_arg
 
-    taken = [acquisition_arg(t) for t in ("3", " 12 ", "pass 3", "PASS3", "Pass  12")]
-    assert taken == [3, 12, "pass 3", "pass 3", "pass 12"]
+    taken = [acquisition_arg(t) for t in ("3", " 12 ", "pass 3", "PASS3", "Pass  12", "acq None")]
+    assert taken == [3, 12, "pass 3", "pass 3", "pass 12", "none"]
     with pytest.raises(SystemExit) as info:
         main([command, "x", "--acquisition", "third"])
     assert info.value.code == 2
     assert (
-        "must be a number (3), a pass (pass 3) or parts joined (1+2), got 'third'"
-        in capsys.readouterr().err
+        "must be a number (3), a pass (pass 3), parts joined (1+2) or none (the slices with no "
+        "AcquisitionNumber), got 'third'" in capsys.readouterr().err
     )
 
 
