@@ -322,3 +322,81 @@ def test_panels_opened_one_by_one_from_the_plugins_menu_are_tabs_not_a_stack(
     left = viewer.window.add_dock_widget(ExportWidget(viewer), area="left")
     qtbot.wait(20)
     assert not main.tabifiedDockWidgets(left)
+
+
+def _dock_of(widget):
+    from qtpy.QtWidgets import QDockWidget
+
+    dock = widget.parent()
+    while not isinstance(dock, QDockWidget):
+        dock = dock.parent()
+    return dock
+
+
+def _tab_bar(main, title):
+    from qtpy.QtWidgets import QTabBar
+
+    (bar,) = [
+        b
+        for b in main.findChildren(QTabBar)
+        if b.isVisible() and title in [b.tabText(i) for i in range(b.count())]
+    ]
+    return bar
+
+
+def test_the_panels_title_bar_reads_the_short_title_too_after_floating(make_napari_viewer, qtbot):
+    """The tab read "1 Load" but napari's own title bar over the panel still read "1 Load CT
+    (Liver Tumor Segmentation)" (it is built from the dock's name, which the Plugins menu
+    finds the panel by and which stays), and was built anew so when floated or docked again."""
+    from napari_livertumor._widgets.demo import TAB_TITLES, dock_widgets, menu_key
+
+    viewer = make_napari_viewer(show=True)
+    docked = dock_widgets(viewer, ["load", "segment"])
+    dock = _dock_of(docked["load"])
+    assert dock.title.title.text() == TAB_TITLES["load"]
+    assert dock.name == menu_key(WIDGETS["load"])  # the menu's key, kept
+    dock.setFloating(True)
+    qtbot.wait(20)
+    assert dock.title.title.text() == TAB_TITLES["load"]
+    dock.setFloating(False)
+    qtbot.wait(20)
+    assert dock.title.title.text() == TAB_TITLES["load"]
+
+
+@pytest.mark.parametrize("size", [(1500, 950), (1280, 800)])
+def test_the_demo_tabs_show_their_titles_whole(make_napari_viewer, qtbot, size):
+    """In the demo's 1500 × 950 screenshot the six tabs read "1 L…", "2 Seg…", "T…" where
+    the README says to click "2 Segment": the panels' side is widened to show them whole."""
+    from napari_livertumor._widgets.demo import TAB_TITLES, dock_widgets
+
+    viewer = make_napari_viewer(show=True)
+    main = viewer.window._qt_window
+    main.resize(*size)
+    dock_widgets(viewer, list(WIDGETS))
+    bar = _tab_bar(main, TAB_TITLES["segment"])
+    qtbot.waitUntil(lambda: bar.width() >= bar.sizeHint().width(), timeout=3000)
+    assert [bar.tabText(i) for i in range(bar.count())] == list(TAB_TITLES.values())
+    assert bar.width() <= 0.36 * main.width() or bar.width() <= bar.minimumSizeHint().width()
+
+
+def test_panels_from_the_plugins_menu_show_whole_tabs_and_short_title_bars(
+    make_napari_viewer, qtbot
+):
+    """Opened from the Plugins menu, the panels get the demo's short title bars and whole
+    tabs too (the same code serves both)."""
+    from napari._app_model import get_app_model
+
+    from napari_livertumor._widgets.demo import TAB_TITLES
+
+    viewer = make_napari_viewer(show=True)
+    main = viewer.window._qt_window
+    main.resize(1280, 800)
+    for name in ("load", "segment", "refine", "inspect", "export"):
+        get_app_model().commands.execute_command(f"napari-livertumor.{name}_widget")
+        qtbot.wait(20)
+    bar = _tab_bar(main, TAB_TITLES["segment"])
+    qtbot.waitUntil(lambda: bar.width() >= bar.sizeHint().width(), timeout=3000)
+    inner = viewer.window.dock_widgets[
+        next(k for k in viewer.window.dock_widgets if k.startswith(WIDGETS["segment"]))
+    ]
+    assert _dock_of(inner).title.title.text() == TAB_TITLES["segment"]

@@ -1871,3 +1871,42 @@ def test_the_hidden_line_is_said_again_when_layers_are_moved_or_removed(
     viewer.layers.remove(seg_a)  # gone: not to be chosen
     assert widget.status.text().startswith(alone), widget.status.text()
     assert widget.status._kind == "warning"
+
+
+def test_the_replace_question_says_the_labels_are_hidden(
+    make_napari_viewer, qtbot, tmp_path, monkeypatch
+):
+    """Back on patient A (B's layers hidden), Export still offers B's labels (the choice
+    stands), and its "Replace files?" asked only about the file names: Yes replaced B's files
+    while the user looked at A. The question says it, in the words of the line after an
+    export; exporting them stays allowed."""
+    from _widget_data import back_to_the_first_patient
+    from qtpy.QtWidgets import QMessageBox
+
+    viewer = make_napari_viewer()
+    widget = ExportWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    seg_a, seg_b = back_to_the_first_patient(viewer, widget.labels_combo)
+    widget.folder.setText(str(tmp_path / "out"))
+    _export(widget, qtbot)  # nothing to replace yet: no question
+    asked = []
+    answer = {"button": QMessageBox.No}
+    monkeypatch.setattr(
+        QMessageBox,
+        "question",
+        lambda parent, title, text, *a: asked.append(text) or answer["button"],
+    )
+    widget.export_button.click()
+    assert len(asked) == 1
+    assert (
+        "\n\n⚠ 'B CT segmentation' is hidden: the layer chosen in this panel would be written, "
+        "not 'A CT segmentation' on view (choose it under Labels to export it).\n\nReplace them?"
+    ) in asked[0], asked[0]
+    assert widget.status.text() == "Export cancelled: no file was replaced."
+    answer["button"] = QMessageBox.Yes  # replaced when the user agrees
+    _export(widget, qtbot)
+    assert "Wrote " in widget.status.text() and "is hidden" in widget.status.text()
+    seg_b.visible = True  # on view again: a plain question
+    widget.export_button.click()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=30_000)
+    assert "is hidden" not in asked[-1] and asked[-1].endswith("\n\nReplace them?")

@@ -24,6 +24,7 @@ from qtpy.QtWidgets import (
     QMainWindow,
     QScrollArea,
     QSizePolicy,
+    QTabBar,
     QVBoxLayout,
     QWidget,
 )
@@ -328,7 +329,9 @@ def tab_with_other_panels(widget) -> None:
         title = title.removesuffix(suffix)
     short = {WIDGETS[k]: TAB_TITLES[k] for k in WIDGETS}
     dock.setWindowTitle(short.get(title, title))
+    title_bar_follows_title(dock)
     if not first or main.tabifiedDockWidgets(dock):
+        show_whole_tabs(dock)  # (the demo's tabs)
         return
     area = main.dockWidgetArea(dock)
     others = [
@@ -344,6 +347,69 @@ def tab_with_other_panels(widget) -> None:
         main.tabifyDockWidget(others[0], dock)
         dock.show()
         dock.raise_()
+        show_whole_tabs(dock)
+
+
+def title_bar_follows_title(dock) -> None:
+    """napari's title bar over a panel (its ``QtCustomTitleBar``, drawn by the dock itself)
+    shows the dock's window title, the tab's short text: it showed the dock's ``name`` (the
+    Plugins menu's key for the panel, which stays), "1 Load CT (Liver Tumor Segmentation)"
+    over the tab "1 Load". Said again when the title changes and when napari makes the bar
+    anew (the panel floated or docked elsewhere). Once per dock; a napari whose bar has no
+    ``title`` label keeps its own text."""
+    _title_in_bar(dock)
+    if dock.__dict__.get("_livertumor_title_follows"):
+        return
+    dock.__dict__["_livertumor_title_follows"] = True
+    ref = weakref.ref(dock)
+
+    def follow(*_) -> None:  # connected after napari's own slots: runs after the bar is made
+        dock = ref()
+        if dock is not None:
+            _alive(_title_in_bar, dock)
+
+    for name in ("windowTitleChanged", "topLevelChanged", "dockLocationChanged"):
+        getattr(dock, name).connect(follow)
+
+
+def _title_in_bar(dock) -> None:
+    label = getattr(getattr(dock, "title", None), "title", None)
+    if isinstance(label, QLabel) and dock.windowTitle():
+        label.setText(dock.windowTitle())
+
+
+#: the most of the window's width the plugin's panels are widened to, to show their tabs whole
+_TABS_SHARE = 0.35
+
+
+def show_whole_tabs(dock) -> None:
+    """Widen the side of the window ``dock`` is a tab on till its tabs' titles show whole (at
+    most 35 % of the window's width): six tabs in a 1500 px window read "1 L…", "2 Seg…",
+    "T…" where the README says to click "2 Segment". Never narrowed; a floating panel, one
+    docked at the top or bottom, or one not among tabs is left as it is."""
+    main = dock.parentWidget()
+    if not isinstance(main, QMainWindow) or dock.isFloating() or not dock.isVisible():
+        return
+    if main.dockWidgetArea(dock) not in (Qt.LeftDockWidgetArea, Qt.RightDockWidgetArea):
+        return
+    group = [dock, *main.tabifiedDockWidgets(dock)]
+    if len(group) < 2:
+        return
+    main.layout().activate()  # the tab bar of a dock just tabified made, its tabs named
+    titles = {d.windowTitle() for d in group}
+    bars = [
+        bar
+        for bar in main.findChildren(QTabBar)
+        if bar.isVisible() and {bar.tabText(i) for i in range(bar.count())} == titles
+    ]
+    if not bars:
+        return
+    want = min(bars[0].sizeHint().width(), int(main.width() * _TABS_SHARE))
+    if bars[0].width() < want:
+        main.resizeDocks([dock], [want], Qt.Horizontal)
+        # laid out now, not at the window's next layout request: the demo's screenshot, taken
+        # in the same turn of a busy event loop, still showed the tabs cut short
+        main.layout().activate()
 
 
 #: the module of napari's Plugins menu toggle (``_toggle_or_get_widget``), which shows or

@@ -1135,13 +1135,14 @@ def shown_first(viewer: napari.Viewer, layers: list) -> list:
     return sorted(layers, key=lambda ly: (not ly.visible, -index.get(id(ly), -1)))
 
 
-def hidden_choice_note(viewer: napari.Viewer, layer, done: str, verb: str) -> str:
+def hidden_choice_note(viewer: napari.Viewer, layer, done: str, verb: str, was: str = "was") -> str:
     """The note "'<layer>' is hidden: …" when the labels a panel acted on (Measure, Export)
     are hidden by their eye, naming the segmentation on view (the top-most shown); "" when
     shown (Refine refuses to apply into such labels, and draws no outline where their CT is
     hidden too). The pickers keep their choice: hiding a later patient's layers to go back to
     an earlier one left them on the hidden patient, and its figures or files read as the one
-    on view's. ``done``: "measured", "written"; ``verb``: "measure", "export".
+    on view's. ``done``: "measured", "written"; ``verb``: "measure", "export"; ``was``:
+    "would be" before it is done (Export's "Replace files?").
 
     Their own CT shown, the segmentations it covers are not on view: the overlay hidden alone
     (to see that CT's edges) named another patient's labels under it, whose choice would have
@@ -1173,7 +1174,7 @@ def hidden_choice_note(viewer: napari.Viewer, layer, done: str, verb: str) -> st
         if ly.visible and ly is not layer and not covered(ly)
     ]
     return (
-        f"'{layer.name}' is hidden: the layer chosen in this panel was {done}"
+        f"'{layer.name}' is hidden: the layer chosen in this panel {was} {done}"
         + (
             f", not '{shown[0].name}' on view (choose it under Labels to {verb} it)"
             if shown

@@ -93,6 +93,8 @@ def dock_widgets(viewer, names: list[str]) -> dict:
     """
     from napari.utils.notifications import show_warning
 
+    from ._common import title_bar_follows_title
+
     docked, docks = {}, []
     for name in names:
         try:
@@ -105,6 +107,7 @@ def dock_widgets(viewer, names: list[str]) -> dict:
         # the tab shows the panel's name, not "(Liver Tumor Segmentation)" after it: six tabs
         # side by side on a laptop read "1 Lo…", "2 Seg…" with the plugin's name in each
         dock.setWindowTitle(TAB_TITLES.get(name, WIDGETS[name]))
+        title_bar_follows_title(dock)  # (napari's bar over the panel showed the long name)
     if docks:
         from qtpy.QtCore import QTimer
 

@@ -421,7 +421,12 @@ class ExportWidget(JobWidgetMixin, QWidget):
                 error=True,
             )
             return
-        if existing and not self.ask_overwrite(existing, other_scan=other, other_labels=differ):
+        # the labels of a patient whose layers were hidden to go back to another: the files
+        # replaced would read as the one on view's (said after the export too)
+        hidden = _layers.hidden_choice_note(self.viewer, layer, "written", "export", "would be")
+        if existing and not self.ask_overwrite(
+            existing, other_scan=other, other_labels=differ, hidden=hidden
+        ):
             set_status(self.status, "Export cancelled: no file was replaced.")
             return
         kinds = {f.name.removeprefix(case + "_"): f for f in files}
@@ -490,11 +495,16 @@ class ExportWidget(JobWidgetMixin, QWidget):
             _writing_ended(key, writing)
 
     def ask_overwrite(
-        self, existing: list[Path], other_scan: str | None = None, other_labels: str | None = None
+        self,
+        existing: list[Path],
+        other_scan: str | None = None,
+        other_labels: str | None = None,
+        hidden: str = "",
     ) -> bool:
         """Ask the user whether ``existing`` files may be replaced (tests replace this);
         ``other_scan`` says that they were made on another scan than these labels',
-        ``other_labels`` that they hold other labels of this scan (their volumes)."""
+        ``other_labels`` that they hold other labels of this scan (their volumes), ``hidden``
+        that these labels are hidden (:func:`_layers.hidden_choice_note`)."""
         listing = "\n".join(f"  {p.name}" for p in existing[:8])
         more = f"\n  … and {len(existing) - 8} more" if len(existing) > 8 else ""
         warn = (
@@ -511,7 +521,9 @@ class ExportWidget(JobWidgetMixin, QWidget):
         answer = QMessageBox.question(
             self,
             "Replace files?",
-            f"These files exist in {existing[0].parent}:\n{listing}{more}{warn}\n\nReplace them?",
+            f"These files exist in {existing[0].parent}:\n{listing}{more}{warn}"
+            + (f"\n\n⚠ {hidden}" if hidden else "")
+            + "\n\nReplace them?",
             QMessageBox.Yes | QMessageBox.No,
             QMessageBox.No,
         )
