@@ -8,6 +8,7 @@ import csv
 import numpy as np
 import pydicom
 import pytest
+from _batch_data import ct, untrained_models
 from _permissions import deny_entering
 
 from napari_livertumor.cli import main
@@ -17,21 +18,11 @@ from napari_livertumor.io import load_ct
 from napari_livertumor.io.dicom import read_dicom_series
 from napari_livertumor.io.dicom_write import write_ct_series
 from napari_livertumor.io.seg import write_dicom_seg
-from napari_livertumor.io.volume import CTVolume
-from napari_livertumor.models import make_untrained_model
 
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
-    root = tmp_path_factory.mktemp("models")
-    make_untrained_model(root / "liver", "liver")
-    make_untrained_model(root / "tumor", "tumor")
-    return root
-
-
-def ct(seed, shape=(8, 32, 32)):
-    rng = np.random.default_rng(seed)
-    return CTVolume(rng.normal(60, 80, shape).astype(np.int16), spacing=(3.0, 0.9, 0.9))
+    return untrained_models(tmp_path_factory.mktemp("models"))
 
 
 def patients(folder, *pids):

@@ -468,24 +468,21 @@ def run(args) -> int:
             log.warning(
                 "%d file(s) passed over, not segmented (said above; --list shows why): %s",
                 len(files),
-                ", ".join(p.name for p in files[:RESULT_LINES])
-                + (", …" if len(files) > RESULT_LINES else ""),
+                _first_few([p.name for p in files]),
             )
         if folders:
             log.warning(
                 "DICOM files beside NIfTI files not read in %d folder(s) (said above; --list "
                 "shows them): %s",
                 len(folders),
-                ", ".join(str(p) for p in folders[:RESULT_LINES])
-                + (", …" if len(folders) > RESULT_LINES else ""),
+                _first_few(folders),
             )
         if no_series:
             log.warning(
                 "%d folder(s) with no CT series passed over, not segmented (said above; --list "
                 "shows why): %s",
                 len(no_series),
-                ", ".join(str(p) for p in no_series[:RESULT_LINES])
-                + (", …" if len(no_series) > RESULT_LINES else ""),
+                _first_few(no_series),
             )
         failed = [r for r in rows if r["status"] == "failed"]
         if len(rows) > 1:  # a batch's failures, below its progress (one case: said above)
@@ -572,6 +569,12 @@ def _stamps_of_one_run(func):
                 _RUN_STAMPS.reset(token)
 
     return once
+
+
+def _first_few(items) -> str:
+    """The first :data:`RESULT_LINES` of ``items``, comma-separated, "…" after them where there
+    are more (a batch's end naming what it passed over)."""
+    return ", ".join(map(str, items[:RESULT_LINES])) + (", …" if len(items) > RESULT_LINES else "")
 
 
 @_stamps_of_one_run
